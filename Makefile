@@ -12,7 +12,7 @@ LESSON_ENV := OMP_WAIT_POLICY=PASSIVE LESSONLIB_PROFILE=quick LESSONLIB_OFFLINE=
 LESSONS_MD := $(sort $(wildcard lessons/[0-9]*.md))
 LESSONS_NB := $(LESSONS_MD:.md=.ipynb)
 
-.PHONY: help venv book test lint unit pairs nbval html execute sync timings clean
+.PHONY: help venv book test lint unit pairs nbval html execute sync timings clean lesson
 
 help:
 	@echo "make book   - create .venv, install, execute every lesson, build _build/html"
@@ -20,6 +20,7 @@ help:
 	@echo "make sync   - regenerate lessons/*.ipynb from the .md sources (keeps outputs)"
 	@echo "make execute- re-execute every lesson in place (refreshes the reference outputs)"
 	@echo "make timings- time each lesson under nbval and rewrite book/timings.md"
+	@echo "make lesson L=03 - execute one lesson in place and check it under nbval"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,3 +71,7 @@ test: lint unit pairs nbval html
 
 clean:
 	rm -rf _build
+
+# One lesson end to end while writing it: make lesson L=03
+lesson: $(STAMP)
+	$(MAKE) execute nbval LESSONS_MD="$(wildcard lessons/$(L)_*.md)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -43,8 +43,6 @@ class Profile:
         ``"cuda"`` or ``"cpu"``.
     mc_samples : int
         Stochastic forward passes for MC dropout.
-    extra : mapping
-        Per-lesson settings, read with ``cfg.extra["key"]``.
     """
 
     name: str
@@ -56,12 +54,27 @@ class Profile:
     seed: int
     device: str
     mc_samples: int
-    extra: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def offline(self) -> bool:
         """True when downloads are forbidden (``LESSONLIB_OFFLINE=1``)."""
         return is_offline()
+
+    def lesson(self, number: str) -> MappingProxyType:
+        """Return the read-only settings of one lesson in this profile.
+
+        Examples
+        --------
+        >>> isinstance(profile("quick").lesson("02"), MappingProxyType)
+        True
+        >>> profile("quick").lesson("99")
+        Traceback (most recent call last):
+        ...
+        ValueError: number must be one of '01', ..., '09'; got '99'
+        """
+        if number not in LESSON_SETTINGS:
+            raise ValueError(f"number must be one of '01', ..., '09'; got {number!r}")
+        return MappingProxyType(dict(LESSON_SETTINGS[number][self.name]))
 
 
 _QUICK: dict[str, Any] = dict(
@@ -72,12 +85,6 @@ _QUICK: dict[str, Any] = dict(
     batch_size=64,
     seed=20261123,
     mc_samples=100,
-    extra={
-        "augment_per_class": 50,
-        "finetune_epochs": 3,
-        "circles_n_images": 1200,
-        "circles_image_size": 64,
-    },
 )
 _FULL: dict[str, Any] = dict(
     epochs=5,
@@ -87,13 +94,49 @@ _FULL: dict[str, Any] = dict(
     batch_size=64,
     seed=20261123,
     mc_samples=1000,
-    extra={
-        "augment_per_class": 1000,
-        "finetune_epochs": 15,
-        "circles_n_images": 6000,
-        "circles_image_size": 128,
-    },
 )
+
+# Settings that only one lesson uses: lesson number -> profile name -> settings.
+# A lesson reads them with ``cfg.lesson("03")["key"]``; both profiles must define
+# the same keys, so a lesson never branches on the profile name.
+LESSON_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "01": {
+        "quick": {},
+        "full": {},
+    },
+    "02": {
+        "quick": {},
+        "full": {},
+    },
+    "03": {
+        "quick": {},
+        "full": {},
+    },
+    "04": {
+        "quick": {},
+        "full": {},
+    },
+    "05": {
+        "quick": {},
+        "full": {},
+    },
+    "06": {
+        "quick": {},
+        "full": {},
+    },
+    "07": {
+        "quick": {},
+        "full": {},
+    },
+    "08": {
+        "quick": {},
+        "full": {},
+    },
+    "09": {
+        "quick": {},
+        "full": {},
+    },
+}
 PROFILES: MappingProxyType = MappingProxyType({"quick": _QUICK, "full": _FULL})
 
 
@@ -159,7 +202,6 @@ def profile(name: str | None = None, **overrides: Any) -> Profile:
         listed = ", ".join(repr(p) for p in PROFILES)
         raise ValueError(f"profile name must be one of {listed}; got {name!r}")
     settings = dict(PROFILES[name])
-    settings["extra"] = MappingProxyType(dict(settings["extra"]))
     device = "cuda" if name == "full" and gpu_available() else "cpu"
     cfg = Profile(name=name, device=device, **settings)
     unknown = set(overrides) - {f for f in cfg.__dataclass_fields__}
