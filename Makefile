@@ -6,21 +6,35 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The gate runs lessons offline, in the quick profile, with static widgets.
-LESSON_ENV := OMP_WAIT_POLICY=PASSIVE LESSONLIB_PROFILE=quick LESSONLIB_OFFLINE=1 LESSONLIB_STATIC=1 \
+# The gate runs lessons offline, in the quick profile, with static widgets.  The
+# GPU workflow overrides PROFILE=full OFFLINE=0 NBVAL_MODE=--nbval-lax.
+PROFILE ?= quick
+OFFLINE ?= 1
+NBVAL_MODE ?= --nbval
+LESSON_ENV := OMP_WAIT_POLICY=PASSIVE LESSONLIB_PROFILE=$(PROFILE) LESSONLIB_OFFLINE=$(OFFLINE) LESSONLIB_STATIC=1 \
 	TF_CPP_MIN_LOG_LEVEL=3 KERAS_BACKEND=tensorflow MPLBACKEND=module://matplotlib_inline.backend_inline
 LESSONS_MD := $(sort $(wildcard lessons/[0-9]*.md))
 LESSONS_NB := $(LESSONS_MD:.md=.ipynb)
+STUDENT := _build/student
+STUDENT_NB = $(patsubst lessons/%.md,$(STUDENT)/cnn-course-student/lessons/%.ipynb,$(LESSONS_MD))
+PREFETCH_ARGS ?=
 
-.PHONY: help venv book test lint unit pairs nbval html execute sync timings clean lesson
+.PHONY: help venv book test lint unit pairs nbval html execute sync timings clean lesson \
+	vendor student-build student browser meta prefetch
 
 help:
 	@echo "make book   - create .venv, install, execute every lesson, build _build/html"
-	@echo "make test   - every check: ruff, unit tests + doctests, pair gate, nbval, book build"
+	@echo "make test   - every check: ruff, unit tests + doctests, pair gate, nbval, book build,"
+	@echo "              browser test, student edition, workflow/CITATION schemas + large-file guard"
 	@echo "make sync   - regenerate lessons/*.ipynb from the .md sources (keeps outputs)"
 	@echo "make execute- re-execute every lesson in place (refreshes the reference outputs)"
 	@echo "make timings- time each lesson under nbval and rewrite book/timings.md"
 	@echo "make lesson L=03 - execute one lesson in place and check it under nbval"
+	@echo "make browser- open every page of _build/html in headless Chromium (after make html)"
+	@echo "make student- build the student edition (no solutions) and execute it under nbval"
+	@echo "               (STUDENT_EXEC=changed: only notebooks whose code differs from the lesson)"
+	@echo "make meta   - workflow and CITATION.cff schemas, large-file guard"
+	@echo "make prefetch - download the full-profile data and weights into LESSONLIB_CACHE"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,10 +59,18 @@ pairs: $(STAMP)
 
 nbval: $(STAMP)
 	$(LESSON_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider -o addopts= -o filterwarnings= \
-		--nbval --nbval-current-env --nbval-cell-timeout=600 \
+		$(NBVAL_MODE) --nbval-current-env --nbval-cell-timeout=600 \
 		--nbval-sanitize-with lessons/sanitize.cfg $(LESSONS_NB)
 
-html: $(STAMP)
+# MathJax for the offline book, fetched from the npm registry (sha512-pinned).
+vendor: $(STAMP)
+	$(BIN)/python .ci/vendor_mathjax.py
+
+# The student edition's notebooks and zip (cheap; the book links the zip).
+student-build: $(STAMP)
+	$(BIN)/python .ci/student_edition.py --out $(STUDENT) $(LESSONS_MD)
+
+html: $(STAMP) vendor student-build
 	rm -rf _build/html _build/.doctrees
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
@@ -67,7 +89,31 @@ timings: $(STAMP)
 
 book: execute html
 
-test: lint unit pairs nbval html
+# Every page of the built book in headless Chromium (skips loudly without a
+# browser, except on CI).  Screenshots and report: _build/screenshots/.
+browser: $(STAMP)
+	$(BIN)/python .ci/browser_test.py --html _build/html --toc _toc.yml --screenshots _build/screenshots
+
+# The student notebooks have no outputs: nbval only checks that no cell raises.
+# STUDENT_EXEC=all executes every lesson a second time; STUDENT_EXEC=changed only
+# the notebooks whose code differs from their lesson's (cells tagged `solution`).
+STUDENT_EXEC ?= all
+student: student-build
+	nbs="$(STUDENT_NB)"; \
+	if [ "$(STUDENT_EXEC)" = changed ]; then nbs="$$(cat $(STUDENT)/code-changed.txt)"; fi; \
+	if [ -z "$$nbs" ]; then echo "student: no student notebook's code differs; nothing to run"; exit 0; fi; \
+	$(LESSON_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider -o addopts= -o filterwarnings= \
+		--rootdir=$(STUDENT) --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $$nbs
+
+meta: $(STAMP)
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.citation-file-format CITATION.cff
+	$(BIN)/python .ci/check_large_files.py $$(git ls-files)
+
+prefetch: $(STAMP)
+	$(BIN)/python -m lessonlib.prefetch $(PREFETCH_ARGS)
+
+test: lint unit pairs nbval html browser student meta
 
 clean:
 	rm -rf _build

@@ -19,3 +19,15 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 os.environ.setdefault("LESSONLIB_CACHE", tempfile.mkdtemp(prefix="lessonlib-doctest-"))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close every matplotlib figure after each test and doctest."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

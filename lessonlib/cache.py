@@ -118,8 +118,13 @@ def fetch(
     """
     if not isinstance(url, str) or "://" not in url:
         raise ValueError(f"url must be an absolute URL string, got {url!r}")
-    if not isinstance(sha256, str) or len(sha256) != 64:
+    if (
+        not isinstance(sha256, str)
+        or len(sha256) != 64
+        or any(c not in "0123456789abcdef" for c in sha256.lower())
+    ):
         raise ValueError(f"sha256 must be a 64-character hex digest, got {sha256!r}")
+    sha256 = sha256.lower()
     target = cache_dir(subdir) / filename
     if target.exists():
         if sha256_of(target) == sha256:

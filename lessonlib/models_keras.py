@@ -141,9 +141,10 @@ def copy_torch_weights(torch_model, keras_model) -> None:
             "keras_model must have the same conv/dense layers as torch_model, got "
             f"{len(k_convs)}/{len(k_dense)} vs {len(t_convs)}/{len(t_dense)}"
         )
+    updates = []
     for t, k in zip(t_convs, k_convs, strict=True):
         w = t.weight.detach().cpu().numpy().transpose(2, 3, 1, 0)
-        k.set_weights([w, t.bias.detach().cpu().numpy()])
+        updates.append((k, [w, t.bias.detach().cpu().numpy()]))
     for i, (t, k) in enumerate(zip(t_dense, k_dense, strict=True)):
         w = t.weight.detach().cpu().numpy().T  # (in, out)
         if i == 0:
@@ -151,4 +152,13 @@ def copy_torch_weights(torch_model, keras_model) -> None:
             side = int(round(np.sqrt(w.shape[0] // channels)))
             # torch flat index c*side*side + r*side + q  ->  keras r*side*channels + q*channels + c
             w = w.reshape(channels, side, side, -1).transpose(1, 2, 0, 3).reshape(w.shape[0], -1)
-        k.set_weights([w, t.bias.detach().cpu().numpy()])
+        updates.append((k, [w, t.bias.detach().cpu().numpy()]))
+    for k, weights in updates:  # check every shape before changing anything
+        wanted = [tuple(v.shape) for v in k.get_weights()]
+        if wanted != [v.shape for v in weights]:
+            raise ValueError(
+                f"keras_model layer {k.name} has weight shapes {wanted}, but torch_model "
+                f"gives {[v.shape for v in weights]}"
+            )
+    for k, weights in updates:
+        k.set_weights(weights)

@@ -100,6 +100,8 @@ def mnist_convnet(
 
 def last_conv(model: MnistConvNet) -> nn.Conv2d:
     """Return the last convolution of an :class:`MnistConvNet` (for Grad-CAM)."""
+    if not isinstance(model, MnistConvNet):
+        raise TypeError(f"model must be an MnistConvNet, got {type(model).__name__}")
     convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
     return convs[-1]
 

@@ -126,6 +126,8 @@ def plot_history(
     """
     from lessonlib.training import History
 
+    if smooth is not None:
+        smooth = probability("smooth", smooth)
     if isinstance(histories, History):
         histories = {"model": histories}
     if not isinstance(histories, Mapping) or not histories:

@@ -101,40 +101,184 @@ _FULL: dict[str, Any] = dict(
 # the same keys, so a lesson never branches on the profile name.
 LESSON_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "01": {
-        "quick": {},
-        "full": {},
+        # bank_labels: the filter bank's three images, by class (quick: digits 0, 4, 7;
+        # full: Fashion-MNIST ankle boot, shirt, dress, as in seed 004)
+        "quick": {"bank_labels": (0, 4, 7), "texture_patch_size": 32, "texture_patches": 60},
+        "full": {"bank_labels": (9, 6, 3), "texture_patch_size": 32, "texture_patches": 200},
     },
     "02": {
         "quick": {},
         "full": {},
     },
     "03": {
-        "quick": {},
-        "full": {},
+        "quick": {
+            "per_class": 50,
+            "val_per_class": 30,
+            "digit_epochs": 20,
+            "digit_batch_size": 32,
+            "cats_dogs_sizes": (16, 8, 8),
+            "cats_dogs_image_size": 150,
+            "cats_dogs_epochs": 1,
+            "cats_dogs_batch_size": 8,
+            "cats_dogs_workers": 0,
+        },
+        "full": {
+            "per_class": 50,
+            "val_per_class": 30,
+            "digit_epochs": 20,
+            "digit_batch_size": 32,
+            "cats_dogs_sizes": (2000, 1000, 1000),
+            "cats_dogs_image_size": 150,
+            "cats_dogs_epochs": 30,
+            "cats_dogs_batch_size": 20,
+            "cats_dogs_workers": 4,
+        },
     },
     "04": {
-        "quick": {},
-        "full": {},
+        # image_set goes through lessonlib.imagesets (the quick profile gets the RGB
+        # digits); n_train / n_test 0 keep the whole 60/40 split of Caltech-22.
+        # head_epochs: the seed's 8; the sparser Lite0 digit embeddings need 20.
+        "quick": {
+            "image_set": "caltech22",
+            "backbone": "efficientnet_lite0",
+            "n_train": 1200,
+            "n_test": 800,
+            "head_epochs": 20,
+        },
+        "full": {
+            "image_set": "caltech22",
+            "backbone": "resnet50",
+            "n_train": 0,
+            "n_test": 0,
+            "head_epochs": 8,
+        },
     },
     "05": {
-        "quick": {},
-        "full": {},
+        # augmentation: lessonlib.finetune.Augmentation fields (no flips for digits);
+        # step_size: StepLR period (the seed's 7 of 15 epochs, scaled down when quick);
+        # transfer_sets: extra image sets run with the same recipe (full: Flowers102).
+        "quick": {
+            "image_set": "stl10",
+            "backbone": "efficientnet_lite0",
+            "n_train": 1000,
+            "n_test": 500,
+            "batch_size": 32,
+            "augmentation": {"pad": 2, "rotation": 5.0, "hflip": False},
+            "head_epochs": 4,
+            "finetune_epochs": 4,
+            "step_size": 2,
+            "train_blocks": 2,
+            "range_test_iters": 80,
+            "transfer_sets": (),
+        },
+        "full": {
+            "image_set": "stl10",
+            "backbone": "resnet50",
+            "n_train": 0,
+            "n_test": 0,
+            "batch_size": 64,
+            "augmentation": {"pad": 4, "rotation": 5.0, "hflip": True},
+            "head_epochs": 2,
+            "finetune_epochs": 15,
+            "step_size": 7,
+            "train_blocks": 5,
+            "range_test_iters": 100,
+            "transfer_sets": ("flowers102",),
+        },
     },
     "06": {
-        "quick": {},
-        "full": {},
+        # the learning-rate sweep: 2 x 3 runs of a 6-conv-layer plain convnet, SGD + momentum
+        "quick": {
+            "train_per_class": 300,
+            "epochs": 2,
+            "batch_size": 32,
+            "learning_rates": (0.01, 0.05, 0.2),
+            "sgd_momentum": 0.9,
+        },
+        "full": {
+            "train_per_class": 5000,
+            "epochs": 3,
+            "batch_size": 32,
+            "learning_rates": (0.01, 0.05, 0.2),
+            "sgd_momentum": 0.9,
+        },
     },
     "07": {
-        "quick": {},
-        "full": {},
+        "quick": {
+            "mnist_epochs": 3,
+            "clever_hans_epochs": 3,
+            "cifar3_epochs": 4,
+            "cifar3_batch_size": 64,
+        },
+        "full": {
+            "mnist_epochs": 5,
+            "clever_hans_epochs": 5,
+            "cifar3_epochs": 30,
+            "cifar3_batch_size": 256,
+        },
     },
     "08": {
-        "quick": {},
-        "full": {},
+        "quick": {
+            "dataset": "mnist",
+            "subject": "digits",
+            "expected_params": 118_090,
+            "epochs": 8,
+            "vnn_epochs": 3,
+            "batch_size": 64,
+            "box_samples": 1000,
+            "rotation_class": 4,
+            "rotation_images": 100,
+            "ood_patches": 200,
+            "ood_faces": 100,
+            "keras_images": 100,
+        },
+        "full": {
+            "dataset": "cifar3",
+            "subject": "deer, frogs and trucks",
+            "expected_params": 167_363,
+            "epochs": 50,
+            "vnn_epochs": 75,
+            "batch_size": 200,
+            "box_samples": 1000,
+            "rotation_class": 2,
+            "rotation_images": 300,
+            "ood_patches": 1000,
+            "ood_faces": 100,
+            "keras_images": 200,
+        },
     },
     "09": {
-        "quick": {},
-        "full": {},
+        # circles: image side, fixed radius, random-radius range, images per count
+        # (train / test); feature_size: Lite0's input side; coin_*: crops of the
+        # coins photo (sides drawn from coin_sizes, resized to coin_out_size).
+        "quick": {
+            "image_size": 64,
+            "radius": 2,
+            "random_radius": (1, 3),
+            "train_per_count": 100,
+            "test_per_count": 40,
+            "epochs": 6,
+            "feature_size": 64,
+            "max_zoom": 1.1,
+            "coin_sizes": (48, 144),
+            "coin_out_size": 32,
+            "coin_train": 600,
+            "coin_test": 200,
+        },
+        "full": {
+            "image_size": 128,
+            "radius": 4,
+            "random_radius": (2, 6),
+            "train_per_count": 1000,
+            "test_per_count": 200,
+            "epochs": 15,
+            "feature_size": 224,
+            "max_zoom": 1.1,
+            "coin_sizes": (48, 144),
+            "coin_out_size": 64,
+            "coin_train": 4000,
+            "coin_test": 1000,
+        },
     },
 }
 PROFILES: MappingProxyType = MappingProxyType({"quick": _QUICK, "full": _FULL})
@@ -239,6 +383,8 @@ def seed_everything(seed: int) -> int:
     from lessonlib._validate import non_negative_int
 
     seed = non_negative_int("seed", seed)
+    if seed >= 2**64:
+        raise ValueError(f"seed must be < 2**64 (torch's limit), got {seed}")
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - seeding the legacy global state is the point
     os.environ["PYTHONHASHSEED"] = str(seed)

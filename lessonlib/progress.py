@@ -104,6 +104,11 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
     ...     pass
     demo: 3/3 done in 0.0 s
     """
+    if iterable is not None:
+        try:
+            iter(iterable)
+        except TypeError:
+            raise TypeError(f"iterable must be iterable, got {type(iterable).__name__}") from None
     if is_static():
         return StaticBar(iterable, total=total, desc=desc)
     from tqdm.auto import tqdm

@@ -81,15 +81,20 @@ def make_loader(
         raise ValueError(
             f"labels must have one entry per image, got {len(labels)} for {len(images)}"
         )
-    x = (
-        images
-        if images.ndim == 4 and images.shape[1] in (1, 3) and images.dtype != np.uint8
-        else None
+    channels_first = (
+        images.ndim == 4 and images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3)
     )
-    x = torch.from_numpy(x if x is not None else to_float(images, channels_last=False))
+    x = torch.from_numpy(
+        to_float(images.transpose(0, 2, 3, 1) if channels_first else images, channels_last=False)
+    )
     dataset = TensorDataset(x.float(), torch.from_numpy(labels.astype(np.int64)))
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+def _check_model(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
 
 
 def train_one_epoch(
@@ -106,6 +111,7 @@ def train_one_epoch(
     ``after_train_mode`` is called right after ``model.train()``, for example
     :func:`lessonlib.pretrained.freeze_batchnorm` to keep batch-norm statistics frozen.
     """
+    _check_model(model)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     model.train()
     if after_train_mode is not None:
@@ -130,6 +136,7 @@ def evaluate(
     model: nn.Module, loader: DataLoader, *, loss_fn: Callable | None = None, device: str = "cpu"
 ) -> tuple[float, float]:
     """Return mean loss and accuracy of ``model`` on ``loader`` (eval mode, no grad)."""
+    _check_model(model)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     model.eval()
     total, correct, loss_sum = 0, 0, 0.0
@@ -149,6 +156,8 @@ def predict_proba(
     model: nn.Module, images: np.ndarray, *, batch_size: int = 256, device: str = "cpu"
 ) -> np.ndarray:
     """Return softmax probabilities ``(N, C)`` of a torch classifier on images."""
+    _check_model(model)
+    images = array("images", images, ndim=(3, 4), dtype_kind="uif")
     loader = make_loader(images, np.zeros(len(images), np.int64), batch_size=batch_size)
     model.eval()
     out = []
