@@ -20,7 +20,7 @@ STUDENT_NB = $(patsubst lessons/%.md,$(STUDENT)/cnn-course-student/lessons/%.ipy
 PREFETCH_ARGS ?=
 
 .PHONY: help venv book test lint unit pairs nbval html execute sync timings clean lesson \
-	vendor student-build student browser meta prefetch
+	vendor student-build student browser meta prefetch timings-from-run
 
 help:
 	@echo "make book   - create .venv, install, execute every lesson, build _build/html"
@@ -57,10 +57,24 @@ pairs: $(STAMP)
 	$(BIN)/jupytext --to ipynb --update -q $(LESSONS_MD)
 	git diff --exit-code --stat -- lessons
 
+# Each lesson runs in its own pytest process, so its wall time (kernel start and
+# imports included) is measured and kept in _build/timings/nbval.tsv; `make
+# timings-from-run` turns that file into book/timings.md.
 nbval: $(STAMP)
-	$(LESSON_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider -o addopts= -o filterwarnings= \
-		$(NBVAL_MODE) --nbval-current-env --nbval-cell-timeout=600 \
-		--nbval-sanitize-with lessons/sanitize.cfg $(LESSONS_NB)
+	mkdir -p _build/timings
+	: > _build/timings/nbval.tsv
+	failed=0; \
+	for nb in $(LESSONS_NB); do \
+		start=$$(date +%s.%N); \
+		if $(LESSON_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider -o addopts= -o filterwarnings= \
+			$(NBVAL_MODE) --nbval-current-env --nbval-cell-timeout=600 \
+			--nbval-sanitize-with lessons/sanitize.cfg "$$nb"; then status=passed; \
+		else status=failed; failed=1; fi; \
+		secs=$$(awk -v s="$$start" -v e="$$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }'); \
+		printf '%s\t%s\t%s\n' "$$nb" "$$secs" "$$status" >> _build/timings/nbval.tsv; \
+		echo "nbval: $$nb $$status in $$secs s"; \
+	done; \
+	exit $$failed
 
 # MathJax for the offline book, fetched from the npm registry (sha512-pinned).
 vendor: $(STAMP)
@@ -86,6 +100,11 @@ execute: sync
 
 timings: $(STAMP)
 	$(LESSON_ENV) $(BIN)/python .ci/time_lessons.py $(LESSONS_NB)
+
+# book/timings.md from the per-lesson times of the last `make nbval` run
+# (CI_SECONDS=N adds the wall time of a whole .ci/run).
+timings-from-run:
+	$(PYTHON) .ci/time_lessons.py --from-tsv _build/timings/nbval.tsv $(if $(CI_SECONDS),--ci-seconds $(CI_SECONDS))
 
 book: execute html
 

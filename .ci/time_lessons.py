@@ -43,22 +43,30 @@ def time_lesson(notebook: str) -> tuple[float, bool]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("notebooks", nargs="+")
+    parser.add_argument("notebooks", nargs="*")
     parser.add_argument("--ci-seconds", type=float, default=None)
+    parser.add_argument("--from-tsv", default=None, help="per-lesson times written by make nbval")
     args = parser.parse_args()
     rows = []
+    if args.from_tsv:
+        for line in Path(args.from_tsv).read_text().splitlines():
+            nb, seconds, status = line.split("\t")
+            rows.append((Path(nb).stem, float(seconds), status == "passed"))
     for nb in args.notebooks:
         seconds, ok = time_lesson(nb)
         print(f"{nb}: {seconds:.1f} s {'passed' if ok else 'FAILED'}", flush=True)
         rows.append((Path(nb).stem, seconds, ok))
+    if not rows:
+        parser.error("give notebooks to time, or --from-tsv")
     today = dt.date.today().isoformat()
     lines = [
         "# Timings",
         "",
         f"Measured on {today} on a machine with {os.cpu_count()} cores ({cpu_model()}),",
-        "no GPU, quick profile, offline (`LESSONLIB_OFFLINE=1`). Each lesson was run alone",
-        "under nbval, exactly as `make test` runs it; the time includes kernel start-up",
-        "and imports. Regenerate this page with `make timings`.",
+        "no GPU, quick profile, offline (`LESSONLIB_OFFLINE=1`). Each lesson ran in its own",
+        "strict nbval process, exactly as `make test` runs it; the time includes kernel",
+        "start-up and imports. Regenerate this page with `make timings`, or from the last",
+        "`make nbval` run with `make timings-from-run`.",
         "",
         "| lesson | wall time under nbval | result |",
         "|---|---|---|",
